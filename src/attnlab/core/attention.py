@@ -75,6 +75,19 @@ def get_backend(name: str) -> AttentionBackend:
     return _BACKENDS[name]
 
 
+def resolve_backend(backend: str | AttentionBackend, *, need_weights: bool = False) -> AttentionBackend:
+    """The callable for a backend name or object; with ``need_weights`` its explicit ``dense`` twin.
+
+    Efficient backends (sliding window, Performer, ...) compute a different function than exact
+    attention, so their probabilities come from their own ``dense`` method; the exact backends fall
+    back to ``"naive"``.
+    """
+    fn = get_backend(backend) if isinstance(backend, str) else backend
+    if need_weights:
+        fn = getattr(fn, "dense", None) or _BACKENDS["naive"]
+    return fn
+
+
 def _load_optional_backends() -> None:
     try:  # the efficient backends register themselves on import
         import attnlab.efficient  # noqa: F401
@@ -241,7 +254,7 @@ def attention(
     scale: float | None = None,
     dropout: float = 0.0,
     *,
-    backend: str = "sdpa",
+    backend: str | AttentionBackend = "sdpa",
     is_causal: bool = False,
     need_weights: bool = False,
     validate: bool = True,
@@ -254,10 +267,12 @@ def attention(
         bias: float scores offset, broadcastable to (B, H, T, S).
         scale: multiplies q k^T; default 1/sqrt(Dh).
         dropout: probability of dropping an attention weight (pass 0.0 in eval mode).
-        backend: a name from :func:`available_backends`.
+        backend: a name from :func:`available_backends`, or a backend object with the same call
+            signature (e.g. an ``attnlab.efficient`` variant module holding its own parameters).
         is_causal: add the top-left-aligned causal mask (requires T == S); lets the fused
             kernels skip the mask tensor. With a KV cache, pass an explicit mask instead.
-        need_weights: also return the (B, H, T, S) probabilities (computed by ``"naive"``).
+        need_weights: also return the (B, H, T, S) probabilities (computed by the backend's
+            ``dense`` twin where it has one, else by ``"naive"``).
         validate: check shapes and dtypes (turn off inside compiled hot loops).
 
     Returns:
@@ -274,6 +289,6 @@ def attention(
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
-    fn = get_backend("naive" if need_weights else backend)
+    fn = resolve_backend(backend, need_weights=need_weights)
     out, weights = fn(q, k, v, mask, bias, scale, dropout, is_causal)
     return out, (weights if need_weights else None)

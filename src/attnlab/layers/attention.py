@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from attnlab.core.attention import attention
+from attnlab.core.attention import AttentionBackend, attention
 from attnlab.core.kv_cache import CrossAttnCache, KVCache
+from attnlab.core.masks import combine_masks
+from attnlab.efficient.variant import build_variant
 from attnlab.positional.rope import apply_rope
 
 CaptureFn = Callable[..., None]
@@ -50,6 +52,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads})")
         self.d_model, self.n_heads, self.n_kv_heads, self.head_dim = d_model, n_heads, n_kv_heads, head_dim
         self.cross, self.dropout, self.scale, self.backend = cross, dropout, scale, backend
+        # an efficient variant spec ("linformer:max_len=512", ...) becomes a submodule holding its parameters
+        self.attn_variant = build_variant(backend, head_dim=head_dim, cross=cross)
         q_dim, kv_dim = n_heads * head_dim, n_kv_heads * head_dim
         if cross:
             self.q_proj = nn.Linear(d_model, q_dim, bias=bias)
@@ -99,15 +103,18 @@ class MultiHeadAttention(nn.Module):
         if rope is not None and not self.cross:
             cos, sin = rope
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        backend: str | AttentionBackend = self.backend if self.attn_variant is None else self.attn_variant
         if isinstance(kv_cache, KVCache):
             if input_pos is None:
                 raise ValueError("a KVCache needs input_pos, the absolute positions of the new tokens")
             k, v = kv_cache.update(input_pos, k, v)  # (B, Hkv, Smax, Dh)
+            if self.attn_variant is not None:  # decode exactly under the variant's pattern (or raise)
+                mask, backend = combine_masks(mask, self.attn_variant.decode_mask(input_pos, k.shape[2])), "sdpa"
         if self.capture_fn is not None:
-            self.capture_fn(q=q, k=k, v=v, mask=mask, bias=bias, scale=self.scale, is_causal=is_causal)
+            self.capture_fn(q=q, k=k, v=v, mask=mask, bias=bias, scale=self.scale, is_causal=is_causal, backend=backend)
         out, weights = attention(
             q, k, v, mask, bias, self.scale, self.dropout if self.training else 0.0,
-            backend=self.backend, is_causal=is_causal, need_weights=need_weights,
+            backend=backend, is_causal=is_causal, need_weights=need_weights,
         )  # (B, H, T, Dh)
         B, _, T, _ = out.shape
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*Dh)
