@@ -33,6 +33,7 @@ class BlockConfig:
     head_dim: int | None = None
     dropout: float = 0.1
     attn_dropout: float | None = None  # defaults to ``dropout``
+    ffn_dropout: float | None = None  # inside the feed-forward, after the activation; defaults to ``dropout``
     activation: str = "relu"
     norm: str = "layernorm"
     norm_eps: float = 1e-5
@@ -52,7 +53,8 @@ class BlockConfig:
         return make_norm(self.norm, self.d_model, eps=self.norm_eps, bias=self.bias)
 
     def feedforward(self) -> FeedForward:
-        return FeedForward(self.d_model, self.d_ff, activation=self.activation, bias=self.bias, dropout=self.dropout)
+        inner = self.dropout if self.ffn_dropout is None else self.ffn_dropout
+        return FeedForward(self.d_model, self.d_ff, activation=self.activation, bias=self.bias, dropout=inner)
 
 
 class _ResidualBlock(nn.Module):

@@ -92,6 +92,7 @@ class GPTConfig(ModelConfig):
             d_model=self.d_model, n_heads=self.n_heads, d_ff=self.d_ff, n_kv_heads=self.n_kv_heads,
             dropout=self.dropout, attn_dropout=self.attn_dropout, activation=self.activation, norm=self.norm,
             norm_eps=self.norm_eps, norm_first=True, bias=self.bias, backend=self.backend,
+            ffn_dropout=0.0,  # HF has no dropout inside the MLP, only on its output
         )
 
 

@@ -98,6 +98,7 @@ class ViTConfig(ModelConfig):
             d_model=self.d_model, n_heads=self.n_heads, d_ff=self.d_ff, dropout=self.dropout,
             attn_dropout=self.attn_dropout, activation=self.activation, norm="layernorm", norm_eps=self.norm_eps,
             norm_first=True, bias=True, backend=self.backend,
+            ffn_dropout=0.0,  # HF has no dropout inside the MLP, only on its output
         )
 
 
