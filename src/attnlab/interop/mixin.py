@@ -27,3 +27,12 @@ class PretrainedMixin:
         from attnlab.interop.api import from_pretrained
 
         return from_pretrained(path, model_class=cls, **kwargs)
+
+    def run_with_capture(self, *inputs: Any, **kwargs: Any) -> Any:
+        """Run the model and capture attention patterns / residual streams for chosen layers and heads.
+
+        See :func:`attnlab.interp.run_with_capture`; returns ``(output, capture)``.
+        """
+        from attnlab.interp.capture import run_with_capture
+
+        return run_with_capture(self, *inputs, **kwargs)  # type: ignore[arg-type]

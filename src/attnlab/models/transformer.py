@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from attnlab.core.kv_cache import CrossAttnCache, KVCache
 from attnlab.core.masks import causal_mask, combine_masks, padding_mask, position_causal_mask, query_padding_mask
 from attnlab.layers.blocks import BlockConfig, Decoder, Encoder
+from attnlab.interp.capture import CaptureMixin
 from attnlab.layers.embeddings import TokenEmbedding
 from attnlab.models.common import count_parameters
 from attnlab.models.config import ModelConfig, register_config, register_preset
@@ -78,7 +79,7 @@ register_preset(
 )
 
 
-class Transformer(nn.Module):
+class Transformer(CaptureMixin, nn.Module):
     """forward(src_ids (B, S), tgt_in (B, T)) -> logits (B, T, V_tgt)."""
 
     def __init__(self, config: TransformerConfig) -> None:
