@@ -55,5 +55,5 @@ def test_copy_and_two_relation_targets():
 def test_experiment_cli_lists_every_folder(capsys):
     assert cli(["experiment", "--list"]) == 0
     out = capsys.readouterr().out
-    for name in ("scaling", "positions", "heads", "norms", "complexity"):
+    for name in ("scaling", "positions", "heads", "norms", "complexity", "parallelism"):
         assert name in out
