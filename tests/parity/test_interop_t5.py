@@ -128,7 +128,13 @@ def test_t5_tied_head_without_rescale_matches_hf(tmp_path):
     assert ours.config.tie_embeddings and not ours.config.scale_decoder_output
     src, mask, tgt_in = padded_batch()
     with torch.no_grad():
-        assert_close(ours(src, tgt_in, mask.bool()), theirs(input_ids=src, attention_mask=mask, decoder_input_ids=tgt_in).logits)
+        want = theirs(input_ids=src, attention_mask=mask, decoder_input_ids=tgt_in).logits
+        assert_close(ours(src, tgt_in, mask.bool()), want)
+    ours.save_pretrained(tmp_path / "back")  # and the same combination written back
+    back = transformers.T5ForConditionalGeneration.from_pretrained(tmp_path / "back").eval()
+    assert back.config.scale_decoder_outputs is False
+    with torch.no_grad():
+        assert_close(back(input_ids=src, attention_mask=mask, decoder_input_ids=tgt_in).logits, want)
 
 
 def _spread_weights(model: nn.Module) -> None:

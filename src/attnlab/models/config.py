@@ -86,3 +86,4 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
 
 def _load_families() -> None:
     import attnlab.models  # noqa: F401  (each family module registers its presets on import)
+    import attnlab.classic  # noqa: F401  (the RNN encoder-decoder family lives outside models/)
