@@ -32,7 +32,7 @@ from attnlab.interop.mixin import PretrainedMixin
 from attnlab.layers.blocks import BlockConfig, EncoderLayer
 from attnlab.layers.embeddings import TokenEmbedding
 from attnlab.layers.feedforward import get_activation
-from attnlab.models.common import count_parameters, init_normal_
+from attnlab.models.common import count_parameters, init_normal_, normalize_labels
 from attnlab.models.config import ModelConfig, register_config, register_preset
 from attnlab.positional.scheme import POSITION_KINDS, PositionScheme
 
@@ -75,17 +75,7 @@ class BertConfig(ModelConfig):
             )
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(f"pad_id={self.pad_id} lies outside the vocabulary [0, {self.vocab_size})")
-        if self.id2label is not None:  # JSON turns int keys into strings
-            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
-            self.num_labels = len(self.id2label)
-        else:
-            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
-        inverse = {v: k for k, v in self.id2label.items()}
-        if self.label2id is None:
-            self.label2id = inverse
-        self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
-        if self.label2id != inverse:
-            raise ValueError(f"label2id {self.label2id} does not invert id2label {self.id2label}")
+        self.num_labels, self.id2label, self.label2id = normalize_labels(self.num_labels, self.id2label, self.label2id)
 
     @property
     def head_dim(self) -> int:

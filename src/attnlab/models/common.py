@@ -20,6 +20,26 @@ def shift_right(labels: Tensor, start_id: int, pad_id: int, ignore_id: int = -10
     return out.masked_fill(out == ignore_id, pad_id)
 
 
+def normalize_labels(
+    num_labels: int, id2label: dict | None, label2id: dict | None
+) -> tuple[int, dict[int, str], dict[str, int]]:
+    """Classification label maps as HF configs hold them: (num_labels, id2label, label2id).
+
+    JSON turns the int keys of ``id2label`` into strings; they are turned back. Missing maps are
+    filled with HF's ``LABEL_i`` names; a ``label2id`` that does not invert ``id2label`` is refused.
+    """
+    if id2label is not None:
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        num_labels = len(id2label)
+    else:
+        id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+    inverse = {v: k for k, v in id2label.items()}
+    label2id = inverse if label2id is None else {str(k): int(v) for k, v in label2id.items()}
+    if label2id != inverse:
+        raise ValueError(f"label2id {label2id} does not invert id2label {id2label}")
+    return num_labels, id2label, label2id
+
+
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Distinct parameters (tied weights counted once)."""
     seen: set[int] = set()

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from attnlab.interop.mixin import PretrainedMixin
 from attnlab.layers.blocks import BlockConfig, EncoderLayer
 from attnlab.layers.feedforward import ACTIVATIONS
-from attnlab.models.common import count_parameters
+from attnlab.models.common import count_parameters, normalize_labels
 from attnlab.models.config import ModelConfig, register_config, register_preset
 from attnlab.positional.learned import LearnedPositionalEmbedding
 
@@ -74,15 +74,7 @@ class ViTConfig(ModelConfig):
         self._fill_labels()
 
     def _fill_labels(self) -> None:
-        if self.id2label is not None:  # JSON turns int keys into strings
-            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
-            self.num_labels = len(self.id2label)
-        else:
-            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_labels)}
-        if self.label2id is None:
-            self.label2id = {v: k for k, v in self.id2label.items()}
-        if sorted(self.label2id.values()) != sorted(self.id2label):
-            raise ValueError(f"label2id {self.label2id} does not invert id2label {self.id2label}")
+        self.num_labels, self.id2label, self.label2id = normalize_labels(self.num_labels, self.id2label, self.label2id)
 
     @property
     def grid_size(self) -> int:
