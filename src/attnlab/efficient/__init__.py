@@ -27,7 +27,11 @@ from attnlab.efficient.performer import (
     orthogonal_features,
     performer_attention,
 )
-from attnlab.efficient.sliding_window import SlidingWindowAttention, sliding_window_attention, window_pattern
+from attnlab.efficient.sliding_window import (
+    SlidingWindowAttention,
+    sliding_window_attention,
+    window_pattern,
+)
 from attnlab.efficient.variant import (
     AttentionVariant,
     UnsupportedAttentionError,

@@ -14,8 +14,9 @@ projections mix all key positions, so:
   KV cache;
 - sequences longer than ``max_len`` (N) raise;
 - masks can only be key padding and query padding (checked): padded keys are zeroed before the
-  projection, projected slots that no real key reaches are hidden, padded queries give zeros; so
-  right padding leaves the real tokens' outputs unchanged, and identity projections stay exact;
+  projection, projected slots that no real key reaches (padding, or positions beyond a short
+  sequence under a pooling projection) are hidden, padded queries give zeros; so right padding
+  leaves the real tokens' outputs unchanged, and identity projections stay exact;
 - no additive bias (ALiBi, T5), which lives on the (T, S) scores that are never formed.
 
 Attention dropout applies to the (T, P) weights.
@@ -58,14 +59,15 @@ def _project(
     if S > max_len:
         raise ValueError(f"Linformer was built for at most max_len={max_len} keys, got S={S}; rebuild with a larger max_len")
     split = split_mask(mask, T, S, method="Linformer", allow_causal=False)
-    slots: Tensor | None = None
+    keep = torch.ones(S, 1, dtype=k.dtype, device=k.device)  # (S, 1)
     if split.key_valid is not None:  # zero padded keys before they are mixed in
         if split.key_valid.shape[1] > 1:  # a per-head mask: work on query heads
             k, v = repeat_kv(k, q.shape[1]), repeat_kv(v, q.shape[1])  # (B, H, S, Dh)
         keep = split.key_valid.expand(*split.key_valid.shape[:-1], S).transpose(-1, -2).to(k.dtype)  # (B|1, H|1, S, 1)
         k, v = k * keep, v * keep
-        # a projected slot into which no real key is mixed holds nothing: hide it
-        slots = (proj_k[:, :S].abs().to(keep) @ keep).transpose(-1, -2) > 0  # (B|1, H|1, 1, P)
+    slots: Tensor | None = None
+    if split.key_valid is not None or S < max_len:  # a slot that no real key reaches holds nothing: hide it
+        slots = (proj_k[:, :S].detach().abs().to(keep) @ keep).transpose(-1, -2) > 0  # (B|1, H|1, 1, P) or (1, P)
     k_proj = proj_k[:, :S].to(k) @ k  # (B, Hkv, P, Dh)
     v_proj = proj_v[:, :S].to(v) @ v  # (B, Hkv, P, Dh)
     return k_proj, v_proj, slots, split
@@ -102,13 +104,17 @@ class LinformerAttention(AttentionVariant):
         max_len: N, the longest key sequence (the model's context length).
         proj_len: P, the projected length (the paper's k).
         share_kv: one projection for keys and values (the paper's key-value sharing).
-
-    The projections start as N(0, 1/P) entries, the Johnson-Lindenstrauss scaling the paper uses.
+        init: "gaussian": N(0, 1/P) entries, the Johnson-Lindenstrauss scaling the paper uses;
+            "pool": each projected slot starts as the mean of one contiguous segment of N / P
+            positions (the pooling projection the paper also discusses), a usable approximation
+            before any training.
     """
 
     name = "linformer"
 
-    def __init__(self, max_len: int | None = None, proj_len: int = 256, share_kv: bool = False) -> None:
+    def __init__(
+        self, max_len: int | None = None, proj_len: int = 256, share_kv: bool = False, init: str = "gaussian"
+    ) -> None:
         super().__init__()
         if max_len is None:
             raise ValueError(
@@ -117,9 +123,22 @@ class LinformerAttention(AttentionVariant):
             )
         if max_len < 1 or proj_len < 1:
             raise ValueError(f"max_len and proj_len must be >= 1, got {max_len} and {proj_len}")
-        self.max_len, self.proj_len, self.share_kv = max_len, proj_len, share_kv
-        self.proj_k = nn.Parameter(torch.randn(proj_len, max_len) / math.sqrt(proj_len))
-        self.proj_v = None if share_kv else nn.Parameter(torch.randn(proj_len, max_len) / math.sqrt(proj_len))
+        if init not in ("gaussian", "pool"):
+            raise ValueError(f"init must be 'gaussian' or 'pool', got {init!r}")
+        if init == "pool" and proj_len > max_len:
+            raise ValueError(f"init='pool' needs proj_len <= max_len, got proj_len={proj_len} > max_len={max_len}")
+        self.max_len, self.proj_len, self.share_kv, self.init = max_len, proj_len, share_kv, init
+        self.proj_k = nn.Parameter(self._initial(max_len, proj_len, init))
+        self.proj_v = None if share_kv else nn.Parameter(self._initial(max_len, proj_len, init))
+
+    @staticmethod
+    def _initial(max_len: int, proj_len: int, init: str) -> Tensor:
+        """(P, N) starting projection."""
+        if init == "gaussian":
+            return torch.randn(proj_len, max_len) / math.sqrt(proj_len)
+        segment = torch.arange(max_len) * proj_len // max_len  # (N,) slot of each position
+        onehot = torch.nn.functional.one_hot(segment, proj_len).T.float()  # (P, N)
+        return onehot / onehot.sum(dim=1, keepdim=True).clamp_min(1.0)
 
     def projections(self) -> tuple[Tensor, Tensor]:
         """(E, F), each (P, N)."""
@@ -146,7 +165,7 @@ class LinformerAttention(AttentionVariant):
         )
 
     def extra_repr(self) -> str:
-        return f"max_len={self.max_len}, proj_len={self.proj_len}, share_kv={self.share_kv}"
+        return f"max_len={self.max_len}, proj_len={self.proj_len}, share_kv={self.share_kv}, init={self.init!r}"
 
 
 def _needs_module(*args: object) -> tuple[Tensor, None]:

@@ -73,11 +73,16 @@ def window_pattern(
     return allowed[None, None]  # (1, 1, T, S)
 
 
-def _masked_probs(scores: Tensor, allowed: Tensor, dropout: float) -> Tensor:
-    """Softmax over the last dim restricted to ``allowed``; rows with nothing allowed become zeros."""
-    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1) * allowed
-    return F.dropout(probs, p=dropout, training=True) if dropout > 0.0 else probs
+def _masked_attend(scores: Tensor, allowed: Tensor, values: Tensor, dropout: float) -> Tensor:
+    """softmax(scores restricted to ``allowed``) @ values; rows with nothing allowed become zeros.
+
+    ``scores`` is a fresh tensor and is masked in place: the (.., c, W) buffers are the peak memory.
+    """
+    scores.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1)
+    if dropout > 0.0:
+        probs = F.dropout(probs, p=dropout, training=True)
+    return (probs @ values) * allowed.any(dim=-1, keepdim=True)  # dead rows (uniform probs) -> zeros
 
 
 def _banded(
@@ -93,8 +98,8 @@ def _banded(
     delta = q_pos[:, :, None] - k_idx[:, None, :]  # (nb, c, W)
     allowed = (delta >= -right) & (delta <= left) & (k_idx >= 0)[:, None, :] & (k_idx < T)[:, None, :]
     k_at, q_at = k_idx.clamp(0, T - 1), q_pos.clamp(max=T - 1)
-    q_blk = F.pad(q, (0, 0, 0, nb * block - T)).view(B, H, nb, block, Dh)  # (B, H, nb, c, Dh)
-    scores = q_blk @ k[:, :, k_at].transpose(-1, -2) * scale  # (B, H, nb, c, W)
+    q_blk = F.pad(q * scale, (0, 0, 0, nb * block - T)).view(B, H, nb, block, Dh)  # (B, H, nb, c, Dh)
+    scores = q_blk @ k[:, :, k_at].transpose(-1, -2)  # (B, H, nb, c, W)
     values = v[:, :, k_at]  # (B, H, nb, W, Dh)
     if mask is not None:
         allowed = allowed & gather_pairs(mask, q_at[:, :, None], k_at[:, None, :])  # (B|1, H|1, nb, c, W)
@@ -107,7 +112,7 @@ def _banded(
             g_allowed = g_allowed & (g_delta >= 0)
         if mask is not None:
             g_allowed = g_allowed & gather_pairs(mask, q_at[:, :, None], gidx)  # (B|1, H|1, nb, c, G)
-        g_scores = q_blk @ k[:, :, gidx].transpose(-1, -2)[:, :, None] * scale  # (B, H, nb, c, G)
+        g_scores = q_blk @ k[:, :, gidx].transpose(-1, -2)[:, :, None]  # (B, H, nb, c, G)
         if bias is not None:
             g_scores = g_scores + gather_pairs(bias, q_at[:, :, None], gidx)
         scores = torch.cat([scores, g_scores], dim=-1)  # (B, H, nb, c, W + G)
@@ -115,7 +120,7 @@ def _banded(
         allowed = torch.cat([allowed.expand(*lead, -1), g_allowed.expand(*lead, -1)], dim=-1)
         g_values = v[:, :, gidx][:, :, None].expand(B, H, nb, -1, Dh)  # (B, H, nb, G, Dh)
         values = torch.cat([values, g_values], dim=-2)  # (B, H, nb, W + G, Dh)
-    out = _masked_probs(scores, allowed, dropout) @ values  # (B, H, nb, c, Dh)
+    out = _masked_attend(scores, allowed, values, dropout)  # (B, H, nb, c, Dh)
     return out.reshape(B, H, nb * block, Dh)[:, :, :T]  # (B, H, T, Dh)
 
 
@@ -210,7 +215,7 @@ class SlidingWindowAttention(AttentionVariant):
             global_tokens = (global_tokens,)
         self.window, self.block_size = window, block_size
         self.global_tokens = None if global_tokens is None else tuple(int(t) for t in global_tokens)
-        self._options = dict(window=window, global_tokens=self.global_tokens, block_size=block_size)
+        self._options = {"window": window, "global_tokens": self.global_tokens, "block_size": block_size}
 
     def forward(
         self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None,
