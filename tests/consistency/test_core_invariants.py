@@ -81,3 +81,13 @@ def test_cached_decoding_equals_full_decode(positional):
             model.decode(tgt[:, t : t + 1], None, src_valid, kv_caches=caches, cross_caches=cross, input_pos=torch.tensor([t]))
         )
     assert_close(torch.cat(steps, 1), full)
+
+
+def test_encoder_decoder_with_an_efficient_self_attention_backend():
+    model = tiny("sinusoidal", backend="sliding_window:window=64")
+    assert model.decoder.layers[0].cross_attn.backend == "sdpa"
+    exact = tiny("sinusoidal")
+    exact.load_state_dict(model.state_dict())
+    src, tgt = ids(2, 7), ids(2, 5)
+    # a window wider than the sequence is exact attention
+    assert_close(model(src, tgt), exact(src, tgt))

@@ -41,12 +41,18 @@ class BlockConfig:
     bias: bool = True
     attn_scale: float | None = None  # default 1/sqrt(Dh); T5 uses 1.0
     backend: str = "sdpa"
+    # cross-attention backend; None: ``backend`` when it is an exact one (naive/sdpa), else "sdpa",
+    # since the efficient variants (sliding window, Linformer, Performer) are self-attention patterns
+    cross_backend: str | None = None
 
     def attention(self, *, cross: bool = False) -> MultiHeadAttention:
+        backend = self.backend
+        if cross:
+            backend = self.cross_backend or (backend if backend in ("naive", "sdpa") else "sdpa")
         return MultiHeadAttention(
             self.d_model, self.n_heads, n_kv_heads=self.n_kv_heads, head_dim=self.head_dim, cross=cross,
             bias=self.bias, dropout=self.dropout if self.attn_dropout is None else self.attn_dropout,
-            scale=self.attn_scale, backend=self.backend,
+            scale=self.attn_scale, backend=backend,
         )
 
     def norm_layer(self) -> nn.Module:
