@@ -222,11 +222,21 @@ def test_bad_arguments_raise_clear_errors(gpt, ids):
         run_with_capture(torch.nn.Linear(2, 2), torch.zeros(1, 2))
 
 
-def test_capture_mixin_gives_models_the_method(ids):
-    class CapturingTransformer(CaptureMixin, Transformer):
-        pass
+@pytest.mark.parametrize("family", ["transformer", "gpt"])
+def test_every_family_has_the_run_with_capture_method(family):
+    from attnlab.models import GPT
 
     torch.manual_seed(0)
-    model = CapturingTransformer(from_name("tiny", dropout=0.0)).eval()
+    model = (Transformer(from_name("tiny")) if family == "transformer" else GPT(from_name("gpt-tiny"))).eval()
+    assert isinstance(model, CaptureMixin) or hasattr(type(model), "run_with_capture")
+    x = torch.randint(3, 50, (1, 6))
+    args = (x, x[:, :4]) if family == "transformer" else (x,)
+    out, cap = model.run_with_capture(*args, layers=[0])
+    torch.testing.assert_close(out, model(*args))
+
+
+def test_capture_mixin_gives_models_the_method(ids):
+    torch.manual_seed(0)
+    model = Transformer(from_name("tiny", dropout=0.0)).eval()
     out, cap = model.run_with_capture(ids[:, :5] % 90 + 3, ids[:, 5:] % 90 + 3, layers="decoder.cross", heads=0)
     assert out.shape == (2, 4, 97) and cap.stack().shape == (2, 2, 1, 4, 5)
