@@ -1,0 +1,91 @@
+"""The fast decode path: a static KV cache and a compiled, fixed-shape decode step.
+
+Dimension key: B batch, P prompt length, N new tokens, Smax cache capacity, V vocab.
+
+Every decode step has the same shapes: tokens (B, 1), input_pos (1,), position_ids (B, 1), the
+validity mask (B, Smax) over the whole preallocated cache (unwritten slots are hidden by the
+position-causal mask). So the step compiles once with ``torch.compile(mode="reduce-overhead")``,
+which on CUDA captures it as a CUDA graph: one launch per token instead of hundreds. The caches
+and the compiled step are kept per model and reused while (B, Smax, dtype, device) stay the same,
+so repeated ``generate`` calls neither recompile nor re-record. The prompt (prefill) runs eagerly.
+On CPU the same code runs (inductor C++ kernels, no graphs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from attnlab.core.kv_cache import KVCache
+from attnlab.generation.runners import CachedDecoderOnly
+
+CACHE_ROUND = 64  # capacity granularity: fewer distinct shapes, fewer recompilations
+
+StepFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+@dataclasses.dataclass
+class _StaticState:
+    key: tuple
+    caches: list[KVCache]
+    mask: Tensor  # (B, Smax) validity of every cache slot; a fixed buffer the graph reads
+    step: StepFn
+
+
+_STATES: weakref.WeakKeyDictionary[nn.Module, _StaticState] = weakref.WeakKeyDictionary()
+
+
+def static_capacity(needed: int, context: int | None) -> int:
+    """Cache slots for ``needed`` positions: rounded up to CACHE_ROUND, capped at the context."""
+    rounded = -(-needed // CACHE_ROUND) * CACHE_ROUND
+    return max(needed, min(rounded, context)) if context else rounded
+
+
+def _compile_step(model: nn.Module, caches: list[KVCache], mask: Tensor) -> StepFn:
+    for buf in [mask, *(c.k_cache for c in caches), *(c.v_cache for c in caches)]:
+        torch._dynamo.mark_static_address(buf)  # fixed addresses: graphs replay against these buffers
+
+    def step(tokens: Tensor, input_pos: Tensor, position_ids: Tensor) -> Tensor:
+        logits = model(tokens, attention_mask=mask, position_ids=position_ids, kv_caches=caches, input_pos=input_pos)
+        return logits[:, -1].float()  # (B, V)
+
+    return torch.compile(step, mode="reduce-overhead", dynamic=False)
+
+
+def static_state(model: nn.Module, batch_size: int, needed: int, device: torch.device) -> _StaticState:
+    """The model's reusable static caches and compiled step for this (B, Smax, dtype, device)."""
+    dtype = next(model.parameters()).dtype
+    smax = static_capacity(needed, getattr(model.config, "max_len", None))
+    key = (batch_size, smax, dtype, str(device))
+    state = _STATES.get(model)
+    if state is None or state.key != key:
+        caches = model.new_kv_caches(batch_size, smax, dtype=dtype, device=device)
+        mask = torch.ones(batch_size, smax, dtype=torch.bool, device=device)  # (B, Smax)
+        state = _StaticState(key, caches, mask, _compile_step(model, caches, mask))
+        _STATES[model] = state
+    return state
+
+
+class StaticDecoderOnly(CachedDecoderOnly):
+    """CachedDecoderOnly whose per-token step is the compiled, fixed-shape one.
+
+    The caches and mask belong to the model's static state, so two generations on one model must
+    not interleave (e.g. two live streamers with ``compile=True``).
+    """
+
+    def __init__(self, model: nn.Module, ids: Tensor, valid: Tensor, max_new_tokens: int) -> None:
+        state = static_state(model, ids.shape[0], ids.shape[1] + max_new_tokens, ids.device)
+        super().__init__(model, ids, valid, max_new_tokens, caches=state.caches)
+        state.mask.copy_(self.mask)
+        self.mask = state.mask
+        self._compiled = state.step
+
+    def _forward_one(self, tokens: Tensor, input_pos: Tensor, position_ids: Tensor) -> Tensor:
+        if tokens.is_cuda:
+            torch.compiler.cudagraph_mark_step_begin()
+        # clone: the graph's output buffer is overwritten by the next replay
+        return self._compiled(tokens, input_pos, position_ids).clone()  # (B, V)
