@@ -109,7 +109,6 @@ def load_model(folder: PathLike, *, device: torch.device | str = "cpu") -> tuple
 
 def _model_class(model_type: str) -> Callable[..., nn.Module]:
     import attnlab.models as models
-
     from attnlab.models.gpt import GPT
 
     table = {"transformer": models.Transformer, "gpt": GPT}  # families (or settings) without an HF equivalent

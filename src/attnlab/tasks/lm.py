@@ -44,6 +44,8 @@ class LMRecipe(Recipe):
     d_model: int = 128
     block_size: int = 64  # context length T
     dropout: float = 0.0
+    bias: bool = True  # biases in linear layers and norms (GPT-2; False is nanoGPT's default, not HF-exportable)
+    activation: str = "gelu_tanh"  # GPT-2's GELU; "gelu" is the exact one
     batch_size: int = 12
     max_steps: int = 2000
     lr: float = 1e-3
@@ -91,12 +93,13 @@ def get_tokenizer(out_dir: Path, data: PathLike, kind: str, vocab_size: int) -> 
 
 
 def build_gpt(recipe: LMRecipe, tok: Tokenizer) -> nn.Module:
-    """A GPT-2-layout model (learned positions, exportable to HF) sized by ``recipe`` for ``tok``."""
+    """A GPT-2-layout model sized by ``recipe`` for ``tok`` (HF-exportable unless ``recipe.bias`` is False)."""
     from attnlab.models.gpt import GPT, GPTConfig
 
     config = GPTConfig(
         vocab_size=tok.vocab_size, n_layers=recipe.n_layers, n_heads=recipe.n_heads, d_model=recipe.d_model,
-        max_len=recipe.block_size, dropout=recipe.dropout, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id,
+        max_len=recipe.block_size, dropout=recipe.dropout, bias=recipe.bias, activation=recipe.activation,
+        pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id,
     )
     return GPT(config)
 

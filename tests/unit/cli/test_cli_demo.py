@@ -24,7 +24,6 @@ def test_demo_writes_everything_and_reuses(cli, tmp_path: Path) -> None:  # type
     assert "Before training" in (out / "report.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.slow
 def test_demo_resumes_after_the_time_budget(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     first = run_demo(out, steps=6, time_budget=RESERVE_S, sample_tokens=10, progress=False, quiet=True)
