@@ -299,6 +299,7 @@ class Trainer:
         from attnlab.training.metrics import MetricsWriter
 
         c = self.config
+        self._module.train()  # models from from_pretrained arrive in eval mode: dropout must be on to train
         writer = MetricsWriter(c.out_dir, resume_step=self.step, tensorboard=c.tensorboard, enabled=self.is_main)
         bar = tqdm(total=c.max_steps, initial=self.step, disable=not (c.progress and self.is_main),
                    unit="step", dynamic_ncols=True)
