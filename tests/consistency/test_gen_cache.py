@@ -102,3 +102,10 @@ def test_compiled_static_step_matches_eager():
     assert_close(fast.logits, eager.logits)
     beams = dict(max_new_tokens=N, num_beams=2, length_penalty=0.5)  # cache and mask reordered in place
     assert torch.equal(generate(model, ROWS, compile=True, **beams).sequences, generate(model, ROWS, **beams).sequences)
+    with torch.no_grad():  # new weights: the fast path must not keep using stale copies of the old ones
+        for p in model.parameters():
+            p.mul_(1.1)
+    eager = generate(model, ROWS, max_new_tokens=N, return_logits=True, ignore_eos=True)
+    fast = generate(model, ROWS, max_new_tokens=N, return_logits=True, ignore_eos=True, compile=True)
+    assert torch.equal(fast.sequences, eager.sequences)
+    assert_close(fast.logits, eager.logits)

@@ -28,10 +28,22 @@ from attnlab.generation.config import GenerationConfig
 from attnlab.generation.decode import token_steps
 from attnlab.generation.processors import NO_TOKEN, build_processors
 from attnlab.generation.prompts import (
-    Prompt, check_vocab, eos_list, fill_empty_rows, pad_rows, prompt_rows, resolve_pad, resolve_start,
+    Prompt,
+    check_vocab,
+    eos_list,
+    fill_empty_rows,
+    pad_rows,
+    prompt_rows,
+    resolve_pad,
+    resolve_start,
 )
 from attnlab.generation.runners import (
-    CachedDecoderOnly, CachedEncoderDecoder, Runner, UncachedDecoderOnly, UncachedEncoderDecoder, is_encoder_decoder,
+    CachedDecoderOnly,
+    CachedEncoderDecoder,
+    Runner,
+    UncachedDecoderOnly,
+    UncachedEncoderDecoder,
+    is_encoder_decoder,
 )
 from attnlab.generation.sampling import make_generator
 from attnlab.generation.static import StaticDecoderOnly
@@ -49,7 +61,11 @@ class GenerationOutput:
 
 
 class GenerationSession:
-    """Everything one ``generate`` call needs, with the decode exposed as :meth:`steps`."""
+    """Everything one ``generate`` call needs, with the decode exposed as :meth:`steps`.
+
+    The constructor validates and pads the prompts; the model runs only inside :meth:`steps`
+    (which builds the runner: encodes the source, allocates caches, compiles the fast path).
+    """
 
     def __init__(
         self,

@@ -99,7 +99,6 @@ class BeamSearch:
         self.run_scores[:, 1:] = NEG  # step 0: only beam 0 (all beams are equal) proposes
         self.finished = BeamHypotheses.empty(self.B, self.K, self.N, pad_id, device)
         self.improvable = torch.ones(self.B, 1, dtype=torch.bool, device=device)
-        self.steps_done = 0
 
     def steps(self) -> Iterator[Tensor]:
         """Run to the end; yields the best running beam's new tokens (B, t + 1) after each step."""
@@ -110,7 +109,6 @@ class BeamSearch:
             logp = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
             logp = apply_processors(self.processors, history, logp)
             beam_src, hits = self._advance(logp, t)
-            self.steps_done = t + 1
             yield self.run_tokens[:, 0, : t + 1]
             if not self._should_continue(hits, t):
                 break
@@ -120,10 +118,11 @@ class BeamSearch:
 
     def _candidates(self, total: Tensor) -> tuple[Tensor, Tensor]:
         """(B, K*V) accumulated scores -> (scores, flat indices), each (B, C)."""
+        C = min(self.n_candidates, total.shape[1])  # a tiny vocabulary may offer fewer
         if self.cfg.do_sample:
-            idx = torch.multinomial(torch.softmax(total, dim=-1), self.n_candidates, generator=self.generator)
+            idx = torch.multinomial(torch.softmax(total, dim=-1), C, generator=self.generator)
             return torch.gather(total, 1, idx), idx
-        return torch.topk(total, self.n_candidates, dim=1)
+        return torch.topk(total, C, dim=1)
 
     def _advance(self, logp: Tensor, t: int) -> tuple[Tensor, Tensor]:
         """Extend beams by one token; returns (source beam of each running beam (B, K), hits (B, C))."""

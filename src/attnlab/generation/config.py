@@ -47,7 +47,7 @@ class GenerationConfig:
     stop_strings: Sequence[str] = ()  # needs a tokenizer with decode(ids) -> str
     seed: int | None = None  # seeds a private torch.Generator: same seed, same samples
     use_cache: bool = True  # False recomputes the whole prefix every step (reference path)
-    compile: bool = False  # static cache + torch.compile(mode="reduce-overhead") decode step
+    compile: bool = False  # decoder-only: static cache + torch.compile(mode="reduce-overhead") step
     return_logits: bool = False  # keep the raw (B, N, V) logits of every step (not with beams)
 
     def __post_init__(self) -> None:

@@ -12,14 +12,14 @@ without one it is a ``ValueError``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from attnlab.generation.config import GenerationConfig
 
-Prompt = Union[str, Sequence[str], Sequence[int], Sequence[Sequence[int]], Tensor]
+Prompt = str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]] | Tensor
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:

@@ -1,14 +1,22 @@
 """The fast decode path: a static KV cache and a compiled, fixed-shape decode step.
 
-Dimension key: B batch, P prompt length, N new tokens, Smax cache capacity, V vocab.
+Dimension key: B batch, P prompt length, N new tokens, Smax cache capacity, V vocab, D model width.
 
 Every decode step has the same shapes: tokens (B, 1), input_pos (1,), position_ids (B, 1), the
 validity mask (B, Smax) over the whole preallocated cache (unwritten slots are hidden by the
 position-causal mask). So the step compiles once with ``torch.compile(mode="reduce-overhead")``,
 which on CUDA captures it as a CUDA graph: one launch per token instead of hundreds. The caches
-and the compiled step are kept per model and reused while (B, Smax, dtype, device) stay the same,
-so repeated ``generate`` calls neither recompile nor re-record. The prompt (prefill) runs eagerly.
-On CPU the same code runs (inductor C++ kernels, no graphs).
+and the compiled step are kept per model and reused while (B, Smax, dtype, device) and the weights
+stay the same, so repeated ``generate`` calls neither recompile nor re-record. The prompt (prefill)
+runs eagerly.
+
+On CPU the step is compiled by inductor (no graphs) and runs on *column-major copies* of the
+``nn.Linear`` weights: ``F.linear(x, W)`` computes ``x @ W.T``, and for a few rows of x (decoding is
+matrix-vector work) MKL streams a ``W.T`` that is contiguous much faster than a row-major ``W``
+(1.6x for GPT-2's projections on the 2-core test machine; see benchmarks/RESULTS.md). The copies
+hold the same values in the same (out, in) shape, so the model code is unchanged; they cost one
+extra copy of the projection weights while the fast path is in use, and are rebuilt when the
+model's weights change.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from attnlab.core.kv_cache import KVCache
 from attnlab.generation.runners import CachedDecoderOnly
@@ -45,27 +54,46 @@ def static_capacity(needed: int, context: int | None) -> int:
     return max(needed, min(rounded, context)) if context else rounded
 
 
-def _compile_step(model: nn.Module, caches: list[KVCache], mask: Tensor) -> StepFn:
+def gemv_weights(model: nn.Module) -> dict[str, Tensor]:
+    """{name: W} for every nn.Linear weight, same values and (out, in) shape, stored column-major."""
+    return {
+        f"{name}.weight": module.weight.detach().t().contiguous().t()
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    }
+
+
+def weights_version(model: nn.Module) -> tuple:
+    """Changes whenever a parameter is replaced or modified in place (e.g. by an optimizer step)."""
+    return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+
+def _compile_step(model: nn.Module, caches: list[KVCache], mask: Tensor, weights: dict[str, Tensor]) -> StepFn:
     for buf in [mask, *(c.k_cache for c in caches), *(c.v_cache for c in caches)]:
         torch._dynamo.mark_static_address(buf)  # fixed addresses: graphs replay against these buffers
 
     def step(tokens: Tensor, input_pos: Tensor, position_ids: Tensor) -> Tensor:
-        logits = model(tokens, attention_mask=mask, position_ids=position_ids, kv_caches=caches, input_pos=input_pos)
+        kwargs = dict(attention_mask=mask, position_ids=position_ids, kv_caches=caches, input_pos=input_pos)
+        logits = functional_call(model, weights, (tokens,), kwargs) if weights else model(tokens, **kwargs)
         return logits[:, -1].float()  # (B, V)
 
-    return torch.compile(step, mode="reduce-overhead", dynamic=False)
+    if mask.is_cuda:
+        return torch.compile(step, mode="reduce-overhead", dynamic=False)
+    return torch.compile(step, dynamic=False)
 
 
 def static_state(model: nn.Module, batch_size: int, needed: int, device: torch.device) -> _StaticState:
-    """The model's reusable static caches and compiled step for this (B, Smax, dtype, device)."""
+    """The model's reusable static caches and compiled step for this (B, Smax, dtype, device, weights)."""
     dtype = next(model.parameters()).dtype
     smax = static_capacity(needed, getattr(model.config, "max_len", None))
-    key = (batch_size, smax, dtype, str(device))
+    key = (batch_size, smax, dtype, str(device), weights_version(model))
     state = _STATES.get(model)
     if state is None or state.key != key:
+        _STATES.pop(model, None)  # free the old caches and weight copies first
         caches = model.new_kv_caches(batch_size, smax, dtype=dtype, device=device)
         mask = torch.ones(batch_size, smax, dtype=torch.bool, device=device)  # (B, Smax)
-        state = _StaticState(key, caches, mask, _compile_step(model, caches, mask))
+        weights = gemv_weights(model) if device.type == "cpu" else {}
+        state = _StaticState(key, caches, mask, _compile_step(model, caches, mask, weights))
         _STATES[model] = state
     return state
 

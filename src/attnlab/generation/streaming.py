@@ -57,7 +57,7 @@ class TextStreamer:
         **options: Any,
     ) -> None:
         if not callable(getattr(tokenizer, "decode", None)):
-            raise ValueError("TextStreamer needs a tokenizer with decode(ids) -> str")
+            raise TypeError("TextStreamer needs a tokenizer with decode(ids) -> str")
         config = config or GenerationConfig()
         self.config = config.replace(**options) if options else config
         if self.config.num_beams == 1 and self.config.num_return_sequences > 1:

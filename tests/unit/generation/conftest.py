@@ -55,6 +55,22 @@ def gpt() -> GPT:
 
 
 @pytest.fixture
+def make_gpt():
+    """tiny_gpt as a fixture (test modules cannot import from conftest reliably)."""
+    return tiny_gpt
+
+
+@pytest.fixture
+def make_transformer():
+    return tiny_transformer
+
+
+@pytest.fixture(name="spread")
+def spread_fixture():
+    return spread
+
+
+@pytest.fixture
 def transformer() -> Transformer:
     return tiny_transformer()
 

@@ -5,7 +5,14 @@ import torch
 from torch.testing import assert_close
 
 from attnlab.generation import (
-    GenerationConfig, MinNewTokens, NoRepeatNGram, RepetitionPenalty, Temperature, TopK, TopP, build_processors,
+    GenerationConfig,
+    MinNewTokens,
+    NoRepeatNGram,
+    RepetitionPenalty,
+    Temperature,
+    TopK,
+    TopP,
+    build_processors,
 )
 from attnlab.generation.processors import token_set
 from attnlab.generation.sampling import greedy_step, sample_step
