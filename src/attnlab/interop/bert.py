@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from attnlab.interop.errors import CheckpointError
+from attnlab.interop.errors import CheckpointError, config_errors
 from attnlab.interop.keymap import FUSE, Rule
 from attnlab.interop.registry import Architecture, FamilyAdapter, register_adapter, same_or_none, special_id
 from attnlab.models.bert import (
@@ -62,12 +62,8 @@ def _labels_to_hf(c: BertConfig) -> dict[str, Any]:
 
 
 def _build(cls: type[BertConfig], family: str, values: Callable[[], dict[str, Any]]) -> BertConfig:
-    try:
+    with config_errors(family):
         return cls(**values())
-    except KeyError as e:
-        raise CheckpointError(f"{family} config.json lacks the field {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{family} config.json is inconsistent: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------

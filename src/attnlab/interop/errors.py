@@ -10,6 +10,21 @@ user error in one line.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded (or written) safely; the message names the file and the fix."""
+
+
+@contextlib.contextmanager
+def config_errors(family: str) -> Iterator[None]:
+    """Turn a missing field (KeyError) or a rejected value (TypeError/ValueError) met while reading an
+    HF config.json into one CheckpointError naming the family and the field."""
+    try:
+        yield
+    except KeyError as e:
+        raise CheckpointError(f"{family} config.json lacks the field {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{family} config.json is inconsistent: {e}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnlab.interop.errors import CheckpointError
+from attnlab.interop.errors import CheckpointError, config_errors
 from attnlab.interop.keymap import TRANSPOSE, Rule
 from attnlab.interop.registry import Architecture, FamilyAdapter, register_adapter, same_or_none, special_id
 from attnlab.models.config import ModelConfig
@@ -33,7 +33,7 @@ def config_from_hf(hf: dict[str, Any]) -> GPTConfig:
     if act not in _ACT_FROM_HF:
         raise CheckpointError(f"GPT-2 activation_function {act!r} is not supported; known: {sorted(_ACT_FROM_HF)}")
     resid = hf.get("resid_pdrop", 0.1)
-    try:
+    with config_errors("GPT-2"):
         return GPTConfig(
             vocab_size=hf["vocab_size"], n_layers=hf["n_layer"], n_heads=hf["n_head"], d_model=hf["n_embd"],
             d_ff=hf.get("n_inner"), max_len=hf.get("n_positions", hf.get("n_ctx", 1024)),
@@ -43,10 +43,6 @@ def config_from_hf(hf: dict[str, Any]) -> GPTConfig:
             init_std=hf.get("initializer_range", 0.02), pad_id=special_id(hf, "pad_token_id"),
             bos_id=special_id(hf, "bos_token_id"), eos_id=special_id(hf, "eos_token_id"),
         )
-    except KeyError as e:
-        raise CheckpointError(f"GPT-2 config.json lacks the field {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"GPT-2 config.json is inconsistent: {e}") from None
 
 
 def config_to_hf(config: ModelConfig) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnlab.interop.errors import CheckpointError
+from attnlab.interop.errors import CheckpointError, config_errors
 from attnlab.interop.keymap import FUSE, Rule
 from attnlab.interop.registry import Architecture, FamilyAdapter, register_adapter
 from attnlab.layers.feedforward import GATED
@@ -59,7 +59,7 @@ def config_from_hf(hf: dict[str, Any]) -> T5Config:
         raise CheckpointError(f"T5 feed_forward_proj {ff!r} is not supported; known: {sorted(_FF_FROM_HF)}")
     tie = bool(hf.get("tie_word_embeddings", True))
     pad = _single_id(hf, "pad_token_id", 0)
-    try:
+    with config_errors("T5"):
         return T5Config(
             vocab_size=hf["vocab_size"], d_model=hf["d_model"], head_dim=hf["d_kv"], d_ff=hf["d_ff"],
             n_heads=hf["num_heads"], n_encoder_layers=hf["num_layers"],
@@ -71,10 +71,6 @@ def config_from_hf(hf: dict[str, Any]) -> T5Config:
             init_factor=hf.get("initializer_factor", 1.0), pad_id=pad, eos_id=_single_id(hf, "eos_token_id", 1),
             decoder_start_id=_single_id(hf, "decoder_start_token_id", pad),
         )
-    except KeyError as e:
-        raise CheckpointError(f"T5 config.json lacks the field {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"T5 config.json is inconsistent: {e}") from None
 
 
 def config_to_hf(config: ModelConfig) -> dict[str, Any]:

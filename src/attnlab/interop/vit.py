@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attnlab.interop.errors import CheckpointError
+from attnlab.interop.errors import CheckpointError, config_errors
 from attnlab.interop.keymap import FUSE, Rule, squeeze_leading
 from attnlab.interop.registry import Architecture, FamilyAdapter, register_adapter
 from attnlab.models.config import ModelConfig
@@ -48,7 +48,7 @@ def _check_supported(hf: dict[str, Any]) -> None:
 
 def config_from_hf(hf: dict[str, Any]) -> ViTConfig:
     _check_supported(hf)
-    try:
+    with config_errors("ViT"):
         id2label = hf.get("id2label")
         return ViTConfig(
             image_size=_square(hf, "image_size", 224), patch_size=_square(hf, "patch_size", 16),
@@ -60,10 +60,6 @@ def config_from_hf(hf: dict[str, Any]) -> ViTConfig:
             num_labels=len(id2label) if id2label else hf.get("num_labels", 2), id2label=id2label,
             label2id=hf.get("label2id") if id2label else None,
         )
-    except KeyError as e:
-        raise CheckpointError(f"ViT config.json lacks the field {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"ViT config.json is inconsistent: {e}") from None
 
 
 def config_to_hf(config: ModelConfig) -> dict[str, Any]:
