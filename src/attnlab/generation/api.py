@@ -104,6 +104,10 @@ class GenerationSession:
         ctx, n = getattr(self.model.config, "max_len", None), self.cfg.max_new_tokens
         if ctx is None:
             return
+        if _own_runner(self.model):  # a recurrent encoder reads any length; max_len caps the output
+            if n > ctx:
+                raise ValueError(f"max_new_tokens {n} exceeds the model's output cap max_len={ctx}; lower it")
+            return
         if self.encoder_decoder:
             if prompt_len > ctx:
                 raise ValueError(f"source length {prompt_len} exceeds the model's context max_len={ctx}")
@@ -121,6 +125,9 @@ class GenerationSession:
     def _make_runner(self) -> Runner:
         ids, valid = self.prompt_ids, self.prompt_valid
         n, cfg = self.cfg.max_new_tokens, self.cfg
+        if _own_runner(self.model):  # e.g. the classic RNN encoder-decoders: incremental by construction
+            start = resolve_start(cfg, self.model)
+            return self.model.make_runner(ids, valid, n, start_id=start, expand=self.expand)
         if self.encoder_decoder:
             cls = CachedEncoderDecoder if cfg.use_cache else UncachedEncoderDecoder
             return cls(self.model, ids, valid, n, start_id=resolve_start(cfg, self.model), expand=self.expand)
@@ -199,6 +206,11 @@ class GenerationSession:
         return texts
 
 
+def _own_runner(model: nn.Module) -> bool:
+    """Models that build their own :class:`Runner` via ``make_runner(ids, valid, n, start_id=, expand=)``."""
+    return callable(getattr(model, "make_runner", None))
+
+
 def generate(
     model: nn.Module,
     prompt: Prompt,
@@ -213,7 +225,9 @@ def generate(
 
     Args:
         model: a GPT-style model (``forward`` + ``new_kv_caches``) or an encoder-decoder
-            (``encode`` / ``decode`` / ``new_kv_caches`` / ``new_cross_caches``).
+            (``encode`` / ``decode`` / ``new_kv_caches`` / ``new_cross_caches``), or any model with
+            ``make_runner(ids, valid, max_new_tokens, start_id=, expand=)`` returning a :class:`Runner`
+            (the classic RNN encoder-decoders of :mod:`attnlab.classic`).
         prompt: text (with ``tokenizer``), ids (list, ragged list of lists, or (P,) / (B, P) tensor).
         attention_mask: (B, P) validity of a tensor prompt (True/1 = real token).
         tokenizer: anything with ``encode(text)`` and ``decode(ids) -> str``; enables text prompts,

@@ -119,3 +119,61 @@ def test_runner_protocol_expands_reorders_and_records_alignments():
     alone, _, align = model.decode_step(torch.tensor([7]), state)  # row 0 after reorder came from source 2
     assert_close(logits[0:1], alone, rtol=1e-5, atol=1e-5)
     assert_close(runner.alignments[0, 1, :5], align[0], rtol=1e-5, atol=1e-6)
+
+
+# ----- the RNN models through attnlab.generation.generate (every strategy of the generation package) -----
+def _no_pad(model):
+    """Padding never wins, so generate (which does not forbid it, like HF) and greedy_decode agree."""
+    with torch.no_grad():
+        model.decoder.readout.out.bias[0] = -1e4
+    return model
+
+
+def test_generate_greedy_equals_classic_greedy(variant):
+    from attnlab.generation import generate
+
+    model = _no_pad(_eos_prone(variant))
+    src, valid = padded_batch(LENGTHS)
+    ours = generate(model, src, attention_mask=valid, max_new_tokens=8)
+    ref = greedy_decode(model, src, valid, max_new_tokens=8)
+    width = ref.tokens.shape[1]
+    assert torch.equal(ours.new_tokens[:, :width], ref.tokens)
+    assert torch.equal(ours.lengths, ref.lengths)
+    assert (ours.sequences[:, 0] == model.config.bos_id).all()  # the decoder start token leads
+
+
+def test_generate_beam_scores_are_model_log_probs():
+    from attnlab.generation import generate
+
+    model = _no_pad(_eos_prone("luong-general"))
+    src, valid = padded_batch(LENGTHS)
+    out = generate(model, src, attention_mask=valid, max_new_tokens=8, num_beams=3, length_penalty=0.0)
+    tokens = out.new_tokens.masked_fill(torch.arange(out.new_tokens.shape[1]) >= out.lengths[:, None], 0)
+    assert_close(out.scores, _teacher_forced_logp(model, src, valid, tokens), rtol=1e-4, atol=1e-4)
+    greedy = greedy_decode(model, src, valid, max_new_tokens=8)
+    assert (out.scores >= greedy.scores - 1e-5).all()  # beam 3 finds at least the greedy path here
+
+
+def test_generate_seeded_sampling_and_padding_invariance():
+    from attnlab.generation import generate
+
+    model = tiny_model("bahdanau-lstm", seed=5)
+    src, valid = padded_batch(LENGTHS)
+    kw = {"max_new_tokens": 6, "do_sample": True, "top_k": 10, "ignore_eos": True}
+    a = generate(model, src, attention_mask=valid, seed=7, **kw).new_tokens
+    assert torch.equal(a, generate(model, src, attention_mask=valid, seed=7, **kw).new_tokens)
+    greedy_rows = [generate(model, src[i : i + 1, :n], max_new_tokens=6, ignore_eos=True).new_tokens
+                   for i, n in enumerate(LENGTHS)]
+    batch = generate(model, src, attention_mask=valid, max_new_tokens=6, ignore_eos=True).new_tokens
+    assert torch.equal(batch, torch.cat(greedy_rows))
+
+
+def test_generate_rejects_output_past_the_cap():
+    from attnlab.generation import generate
+
+    model = tiny_model("noattn-gru")
+    src, valid = padded_batch(LENGTHS)
+    with pytest.raises(ValueError, match="max_len=32"):
+        generate(model, src, attention_mask=valid, max_new_tokens=33)
+    long_src = torch.randint(3, 40, (1, 50))  # a source longer than max_len is fine for an RNN encoder
+    assert generate(model, long_src, max_new_tokens=3, ignore_eos=True).new_tokens.shape == (1, 3)
