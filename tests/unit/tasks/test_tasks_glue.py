@@ -64,8 +64,8 @@ def test_native_folder_with_missing_weights_is_refused(bpe: Tokenizer, tmp_path:
         load_model(tmp_path / "m")
 
 
-def test_gpt_folder_is_hf_format(bpe: Tokenizer, tmp_path: Path) -> None:
-    model = build_gpt(lm_recipe("tiny"), bpe)
+def test_gpt_folder_is_hf_format_with_learned_positions(bpe: Tokenizer, tmp_path: Path) -> None:
+    model = build_gpt(lm_recipe("tiny"), bpe)  # learned positions (the default): GPT-2's layout
     save_model(model, tmp_path / "g", tokenizer=bpe)
     config = json.loads((tmp_path / "g" / "config.json").read_text())
     assert config["model_type"] == "gpt2" and "attnlab_native" not in config
@@ -74,8 +74,19 @@ def test_gpt_folder_is_hf_format(bpe: Tokenizer, tmp_path: Path) -> None:
     torch.testing.assert_close(again(ids), model.eval()(ids))
 
 
+def test_rope_gpt_folder_round_trips_natively(bpe: Tokenizer, tmp_path: Path) -> None:
+    model = build_gpt(lm_recipe("tiny", positional="rope"), bpe)  # rotary positions: no GPT-2 equivalent
+    assert model.config.positional == "rope"
+    save_model(model, tmp_path / "g", tokenizer=bpe)
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert config["attnlab_native"] is True and config["positional"] == "rope"
+    again, _, _ = load_model(tmp_path / "g")
+    ids = torch.tensor([bpe.encode("a dog runs")])
+    torch.testing.assert_close(again(ids), model.eval()(ids))
+
+
 def test_recipes_reject_unknown_fields_and_keep_defaults() -> None:
-    assert lm_recipe("char-cpu") == LMRecipe()  # nanoGPT's small CPU setting is the default recipe
+    assert lm_recipe("char-cpu") == LMRecipe(positional="rope")  # nanoGPT's small CPU setting, rotary positions
     assert lm_recipe("char-cpu", max_steps=None).max_steps == 2000  # None means "keep the preset's value"
     assert lm_recipe("char-gpu").d_model == 384 and lm_recipe("char-gpu").dropout == 0.2
     with pytest.raises(ValueError, match="unknown LMRecipe fields \\['depth'\\]"):
