@@ -39,7 +39,10 @@ TASK_ARCHITECTURES: dict[str, dict[str, str]] = {
     },
     "image-classification": {"vit": "ViTForImageClassification"},
 }
-NATIVE_TASKS = {"transformer": ("translation", "text2text-generation", "feature-extraction")}
+NATIVE_TASKS = {
+    "transformer": ("translation", "text2text-generation", "feature-extraction"),
+    "gpt": ("text-generation",),  # GPTs without a GPT-2 equivalent, e.g. rotary positions (the char-* presets)
+}
 
 HOW_TO_MAKE: dict[str, str] = {
     "text-generation": (

@@ -124,3 +124,28 @@ def test_generation_config_json_sets_the_defaults(gpt_dir: Path, tmp_path: Path)
     assert pipe.generation_config.max_new_tokens == 3
     n_prompt = len(pipe.tokenizer.encode("the cat"))
     assert len(pipe("the cat", return_tensors=True, ignore_eos=True)[0]["generated_token_ids"]) == n_prompt + 3
+
+
+def test_native_rope_gpt_folder_runs_text_generation(tmp_path: Path) -> None:
+    """A GPT with no GPT-2 equivalent (rotary positions, as the char-* LM presets train) is saved in
+    attnlab's own format; the pipeline loads it and agrees with generate on the same weights."""
+    import torch
+    from conftest import bpe
+
+    from attnlab.models import GPT, from_name
+    from attnlab.tasks.common import save_model
+
+    tok = bpe()
+    torch.manual_seed(3)
+    model = GPT(from_name("gpt-tiny", vocab_size=tok.vocab_size, positional="rope", bos_id=tok.bos_id,
+                          eos_id=tok.eos_id, pad_id=tok.pad_id)).eval()
+    save_model(model, tmp_path / "rope", tokenizer=tok)
+    assert (tmp_path / "rope" / "config.json").read_text().count('"attnlab_native": true') == 1
+    pipe = attnlab.pipeline("text-generation", model=tmp_path / "rope")
+    out = pipe("the cat", max_new_tokens=6, return_tensors=True)[0]["generated_token_ids"]
+    ids = tok.encode("the cat")
+    ref = generate(model, [ids], max_new_tokens=6)
+    new = ref.new_tokens[0, : int(ref.lengths[0])].tolist()
+    assert out == ids + (new[:-1] if new and new[-1] == tok.eos_id else new)
+    with pytest.raises(ValueError, match="cannot run 'fill-mask'"):
+        attnlab.pipeline("fill-mask", model=tmp_path / "rope")
