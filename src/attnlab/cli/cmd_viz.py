@@ -2,8 +2,8 @@
 
 Dimension key: L layers, H heads, T query length, S key length.
 
-``--model DIR`` is an HF-format directory (config.json + model.safetensors) loaded with
-``attnlab.from_pretrained``; text is tokenized with the ``tokenizer.json`` beside it.
+``--model DIR`` is a model directory (config.json + model.safetensors; HF format or attnlab's own)
+loaded with ``attnlab.from_pretrained``; text is tokenized with the ``tokenizer.json`` beside it.
 """
 
 from __future__ import annotations

@@ -13,9 +13,7 @@ with ``strict=True`` (the default) any of them raises :class:`CheckpointError`.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,8 @@ from torch import Tensor, nn
 import attnlab
 from attnlab.interop.errors import CheckpointError
 from attnlab.interop.registry import Architecture, FamilyAdapter, adapter_for_hf, adapter_for_model
-from attnlab.interop.safetensors_io import read_safetensors, write_safetensors
+from attnlab.interop.native import is_native, load_native
+from attnlab.interop.safetensors_io import read_safetensors, write_safetensors, write_text_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -277,6 +276,9 @@ def from_pretrained(
 ) -> Any:
     """Load an HF-format directory (config.json + safetensors weights) into an attnlab model.
 
+    A folder in attnlab's own format (config.json with ``"attnlab_native": true``, written for models
+    HF has no class for; see :mod:`attnlab.interop.native`) loads too.
+
     Args:
         path: a local directory, or a hub id when huggingface_hub is installed and online.
         model_class: our class to build (e.g. ``BertForSequenceClassification``); default: the one
@@ -295,6 +297,14 @@ def from_pretrained(
     """
     directory = resolve_path(path, revision=revision)
     hf_config = read_json(directory / CONFIG_NAME)
+    if is_native(hf_config):  # attnlab's own folder format (models HF has no class for)
+        if model_class is not None:
+            raise ValueError(f"{directory} is an attnlab-format folder; model_class applies to HF-format folders only")
+        if isinstance(dtype, str) and dtype != "auto":
+            raise ValueError(f"dtype must be a torch.dtype, 'auto' or None, got {dtype!r}")
+        model = load_native(directory, hf_config, **config_overrides)
+        model.to(device=device, dtype=None if dtype == "auto" else dtype).eval()
+        return (model, LoadReport()) if output_loading_info else model
     model_type = hf_config.get("model_type")
     if not isinstance(model_type, str):
         raise CheckpointError(f"{directory / CONFIG_NAME}: missing the 'model_type' field")
@@ -314,17 +324,6 @@ def from_pretrained(
         warnings.warn(f"{directory}: {report}", stacklevel=2)
     model.to(device=device, dtype=dtype).eval()
     return (model, report) if output_loading_info else model
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _shards(state: dict[str, Tensor], max_bytes: int) -> list[dict[str, Tensor]]:
@@ -374,6 +373,6 @@ def save_pretrained(model: nn.Module, path: str | Path, *, max_shard_bytes: int 
             weight_map.update(dict.fromkeys(shard, name))
         total = sum(t.numel() * t.element_size() for t in state.values())
         index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        _write_text_atomic(directory / INDEX_NAME, json.dumps(index, indent=2) + "\n")
-    _write_text_atomic(directory / CONFIG_NAME, json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(directory / INDEX_NAME, json.dumps(index, indent=2) + "\n")
+    write_text_atomic(directory / CONFIG_NAME, json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     return directory

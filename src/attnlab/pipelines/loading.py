@@ -174,12 +174,12 @@ def load_tokenizer(folder: str | Path) -> Any:
 
 
 def _load_native(folder: Path, task: str, model_type: str) -> nn.Module:
-    from attnlab.tasks.common import load_model
+    from attnlab.interop.native import load_native
 
     if task not in NATIVE_TASKS.get(model_type, ()):
         raise ValueError(f"{folder} holds an attnlab {model_type!r} model, which cannot run {task!r}; "
                          f"it runs {list(NATIVE_TASKS.get(model_type, ()))}")
-    return load_model(folder)[0]
+    return load_native(folder)
 
 
 def _load_hf(folder: Path, task: str, model_type: str, config: dict[str, Any]) -> nn.Module:

@@ -5,21 +5,22 @@ Dimension key: B batch, T length.
 A trained model lives in one folder::
 
     model/
-      config.json           HF config (GPT-2, BERT ...) or, for families HF has no class for (the Vaswani
-                            Transformer), attnlab's own config with "attnlab_native": true
+      config.json           HF config (GPT-2, BERT ...) or, for models HF has no class for (the Vaswani
+                            Transformer, GPTs with rotary positions ...), attnlab's own config with
+                            "attnlab_native": true (see attnlab.interop.native)
       model.safetensors     the weights (never pickle)
       tokenizer.json        + tokenizer_config.json: the tokenizer (HF-readable)
       attnlab_task.json     what the folder is for: task, classes, training recipe, final metrics
 
 Families with an HF adapter are written with :func:`attnlab.save_pretrained`, so HF ``transformers``
 (and its ``pipeline``) loads them; the rest use the same safetensors writer with attnlab's config.
+:func:`load_model` reads both through :func:`attnlab.from_pretrained`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -65,17 +66,14 @@ def save_model(
 ) -> Path:
     """Write ``model`` (+ tokenizer, + task info) into ``folder``; see the module docstring for the layout."""
     from attnlab.interop.api import save_pretrained
-    from attnlab.interop.safetensors_io import write_safetensors
+    from attnlab.interop.native import save_native
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     try:
         save_pretrained(model, out)
     except CheckpointError:  # no HF equivalent: attnlab's own config next to the same safetensors layout
-        state = {k: v.detach().contiguous().cpu() for k, v in _dedup_state(model).items()}
-        write_safetensors(out / WEIGHTS_FILE, state)
-        config = {**model.config.to_dict(), "attnlab_native": True}  # type: ignore[union-attr,operator]
-        _write_json(out / CONFIG_FILE, config)
+        save_native(model, out)
     if tokenizer is not None:
         tokenizer.save(out)
     if info is not None:
@@ -86,62 +84,19 @@ def save_model(
 def load_model(folder: PathLike, *, device: torch.device | str = "cpu") -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
     """(model in eval mode, tokenizer, task info) from a folder written by :func:`save_model`."""
     from attnlab.interop.api import from_pretrained
-    from attnlab.interop.safetensors_io import read_safetensors
-    from attnlab.models.config import config_from_dict
 
     src = Path(folder)
     if not (src / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{src}: no {CONFIG_FILE}; point --model at a folder written by `attnlab train`")
-    config = json.loads((src / CONFIG_FILE).read_text())
-    if config.pop("attnlab_native", False):
-        model = _model_class(config["model_type"])(config_from_dict(config))
-        state = read_safetensors(src / WEIGHTS_FILE)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = _untied(model, missing, set(state))
-        if missing or unexpected:
-            raise CheckpointError(f"{src / WEIGHTS_FILE}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        model.eval()
-    else:
-        model = from_pretrained(src)
+    model = from_pretrained(src)  # HF-format or attnlab-format folder
     info = json.loads((src / TASK_FILE).read_text()) if (src / TASK_FILE).is_file() else {}
     return model.to(device), Tokenizer.load(src), info
 
 
-def _model_class(model_type: str) -> Callable[..., nn.Module]:
-    import attnlab.models as models
-    from attnlab.models.gpt import GPT
-
-    table = {"transformer": models.Transformer, "gpt": GPT}  # families (or settings) without an HF equivalent
-    if model_type not in table:
-        raise CheckpointError(f"no attnlab model class for native model_type {model_type!r}; known: {sorted(table)}")
-    return table[model_type]
-
-
-def _dedup_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict with tied parameters stored once (the first name)."""
-    seen: set[int] = set()
-    out = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        out[name] = tensor
-    return out
-
-
-def _untied(model: nn.Module, missing: list[str], loaded: set[str]) -> list[str]:
-    """The ``missing`` keys that are not aliases of a loaded tied parameter."""
-    tensors = dict(model.state_dict(keep_vars=True))
-    names: dict[int, list[str]] = {}
-    for name, t in tensors.items():
-        names.setdefault(id(t), []).append(name)
-    return [k for k in missing if not any(other in loaded for other in names.get(id(tensors.get(k)), []))]
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    from attnlab.interop.safetensors_io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def resuming(out_dir: PathLike) -> bool:

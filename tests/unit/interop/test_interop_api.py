@@ -199,3 +199,48 @@ def test_registry_knows_the_families():
     assert {"gpt2", "bert", "distilbert"} <= set(supported_hf_model_types())
     assert adapter_for_hf("distilbert").model_type == "distilbert"
     assert adapter_for_model("gpt").hf_model_type == "gpt2"
+
+
+def test_attnlab_format_folders_load_through_from_pretrained(tmp_path):
+    """Models without an HF equivalent are saved in attnlab's own format; from_pretrained reads them back."""
+    from attnlab.interop.native import save_native
+    from attnlab.models import Transformer, from_name
+
+    gpt = make(positional="rope", tie_embeddings=True)
+    save_native(gpt, tmp_path / "gpt")
+    config = json.loads((tmp_path / "gpt" / "config.json").read_text())
+    assert config["attnlab_native"] is True and config["positional"] == "rope"
+    assert "lm_head.weight" not in read_safetensors(tmp_path / "gpt" / WEIGHTS_NAME)  # tied: stored once
+    again = attnlab.from_pretrained(tmp_path / "gpt")
+    ids = torch.tensor([[1, 5, 9, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(again(ids), gpt.eval()(ids))
+    assert again.lm_head.weight is again.tok_embed.weight  # the tie survives
+    half = attnlab.from_pretrained(tmp_path / "gpt", dtype=torch.float64, backend="naive")
+    assert half.config.backend == "naive" and half.lm_head.weight.dtype == torch.float64
+    with pytest.raises(ValueError, match="model_class applies to HF-format folders"):
+        attnlab.from_pretrained(tmp_path / "gpt", model_class=GPT)
+
+    torch.manual_seed(0)
+    seq2seq = Transformer(from_name("tiny")).eval()
+    save_native(seq2seq, tmp_path / "t")
+    src, tgt = torch.tensor([[4, 5, 6]]), torch.tensor([[1, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(attnlab.from_pretrained(tmp_path / "t")(src, tgt), seq2seq(src, tgt))
+
+
+def test_attnlab_format_folder_errors(tmp_path):
+    from attnlab.interop.native import save_native
+
+    with pytest.raises(CheckpointError, match="cannot save a Linear"):
+        save_native(torch.nn.Linear(2, 2), tmp_path / "x")
+    save_native(make(positional="alibi"), tmp_path / "g")
+    state = read_safetensors(tmp_path / "g" / WEIGHTS_NAME)
+    state.pop(next(iter(state)))
+    write_safetensors(tmp_path / "g" / WEIGHTS_NAME, state)
+    with pytest.raises(CheckpointError, match="missing"):
+        attnlab.from_pretrained(tmp_path / "g")
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    (tmp_path / "g" / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    with pytest.raises(CheckpointError, match="no attnlab model class for native model_type .bert."):
+        attnlab.from_pretrained(tmp_path / "g")

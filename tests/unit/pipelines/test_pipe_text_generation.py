@@ -126,16 +126,16 @@ def test_generation_config_json_sets_the_defaults(gpt_dir: Path, tmp_path: Path)
     assert len(pipe("the cat", return_tensors=True, ignore_eos=True)[0]["generated_token_ids"]) == n_prompt + 3
 
 
-def test_native_rope_gpt_folder_runs_text_generation(tmp_path: Path) -> None:
+def test_native_rope_gpt_folder_runs_text_generation(gpt_dir: Path, tmp_path: Path) -> None:
     """A GPT with no GPT-2 equivalent (rotary positions, as the char-* LM presets train) is saved in
     attnlab's own format; the pipeline loads it and agrees with generate on the same weights."""
     import torch
-    from conftest import bpe
 
+    from attnlab.data import Tokenizer
     from attnlab.models import GPT, from_name
     from attnlab.tasks.common import save_model
 
-    tok = bpe()
+    tok = Tokenizer.load(gpt_dir)
     torch.manual_seed(3)
     model = GPT(from_name("gpt-tiny", vocab_size=tok.vocab_size, positional="rope", bos_id=tok.bos_id,
                           eos_id=tok.eos_id, pad_id=tok.pad_id)).eval()
