@@ -1,28 +1,11 @@
 """The attention function: backends agree with a float64 reference; masks, errors, gradients."""
 
-import math
-
 import pytest
 import torch
 from torch.testing import assert_close
 
 from attnlab.core.attention import attention, available_backends
 from attnlab.core.masks import causal_mask, combine_masks, padding_mask, query_padding_mask
-
-
-def reference(q, k, v, mask=None, bias=None, scale=None):
-    """Textbook attention in float64, written independently of the library."""
-    q, k, v = q.double(), k.double(), v.double()
-    rep = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
-    s = q @ k.transpose(-1, -2) * scale
-    if bias is not None:
-        s = s + bias.double()
-    if mask is not None:
-        s = s.masked_fill(~mask, float("-inf"))
-    w = torch.softmax(s, -1).nan_to_num(0.0)  # fully masked rows -> zeros
-    return w @ v, w
 
 
 def rand(*shape, dtype=torch.float32):
@@ -52,10 +35,10 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("backend", ["naive", "sdpa"])
-def test_backends_match_float64_reference(case, backend):
+def test_backends_match_float64_reference(case, backend, attention_reference):
     torch.manual_seed(0)
     q, k, v, mask, bias = CASES[case]()
-    want, want_w = reference(q, k, v, mask, bias)
+    want, want_w = attention_reference(q, k, v, mask, bias)
     out, w = attention(q, k, v, mask, bias, backend=backend)
     assert w is None
     assert_close(out, want.float())
@@ -96,9 +79,9 @@ def test_fully_masked_rows_are_zero_not_nan_forward_and_backward(backend):
     assert (q.grad[1] == 0).all()
 
 
-def test_scale_argument_is_used():
+def test_scale_argument_is_used(attention_reference):
     q, k, v = rand(1, 1, 3, 4), rand(1, 1, 3, 4), rand(1, 1, 3, 4)
-    want, _ = reference(q, k, v, scale=1.0)
+    want, _ = attention_reference(q, k, v, scale=1.0)
     for backend in ("naive", "sdpa"):
         out, _ = attention(q, k, v, scale=1.0, backend=backend)
         assert_close(out, want.float())
