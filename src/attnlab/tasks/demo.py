@@ -74,6 +74,19 @@ def _reusable(model_dir: Path, recipe: LMRecipe) -> bool:
         (model_dir / "model.safetensors").is_file()
 
 
+def _other_settings(model_dir: Path, recipe: LMRecipe) -> list[str]:
+    """Recipe fields, other than the step count, in which the run saved in ``model_dir`` differs.
+
+    A non-empty list means the saved run cannot be resumed with ``recipe`` (e.g. a demo folder written
+    by an earlier attnlab version, whose demo used another model); fields the saved recipe lacks count.
+    """
+    saved = read_task_info(model_dir).get("recipe")
+    if not isinstance(saved, dict):
+        return []
+    now = dataclasses.asdict(recipe)
+    return [k for k in now if k != "max_steps" and saved.get(k, "<absent>") != now[k]]
+
+
 def _clear(model_dir: Path) -> None:
     """Remove a previous demo model folder — only when it is recognisably one (never an arbitrary folder)."""
     if not model_dir.exists():
@@ -137,7 +150,11 @@ def run_demo(
     out = Path(out_dir)
     model_dir = out / "model"
     recipe = lm_recipe("demo", max_steps=steps)
-    if fresh:
+    changed = [] if fresh else _other_settings(model_dir, recipe)
+    if changed:
+        _say(f"{model_dir} holds a demo model trained with other settings ({', '.join(changed)}); "
+             "training a new one in its place", quiet)
+    if fresh or changed:
         _clear(model_dir)
     reused = _reusable(model_dir, recipe)
     if reused:

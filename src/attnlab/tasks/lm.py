@@ -70,10 +70,9 @@ LM_RECIPES: dict[str, LMRecipe] = {
     "char-gpu": LMRecipe(n_layers=6, n_heads=6, d_model=384, block_size=256, dropout=0.2, batch_size=64,
                          positional="rope",
                          max_steps=5000, eval_every=250),
-    # `attnlab demo`: the CPU model with learned positions (its folder is HF GPT-2 format) and a wider
-    # batch, sized for ~3 minutes on 2 cores
+    # `attnlab demo`: the CPU setting with a wider batch, sized for 1.5-3 minutes on 2 cores
     "demo": LMRecipe(n_layers=4, n_heads=4, d_model=128, block_size=64, batch_size=16, max_steps=1500,
-                     eval_every=500, eval_batches=50),
+                     positional="rope", eval_every=500, eval_batches=50),
     "tiny": LMRecipe(n_layers=2, n_heads=2, d_model=32, block_size=32, batch_size=8, max_steps=20, lr=3e-3,
                      warmup_steps=2, eval_every=0, eval_batches=4),
 }

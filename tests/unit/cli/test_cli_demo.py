@@ -40,3 +40,19 @@ def test_fresh_refuses_to_delete_a_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an attnlab demo model folder"):
         run_demo(out, steps=2, fresh=True, progress=False, quiet=True)
     assert (out / "model" / "precious.txt").is_file()
+
+
+def test_a_demo_folder_from_other_settings_is_retrained(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A demo folder written with another demo recipe (e.g. by an older attnlab) is replaced, not resumed."""
+    from attnlab.tasks import lm
+
+    out = tmp_path / "demo"
+    monkeypatch.setitem(lm.LM_RECIPES, "demo", lm.LM_RECIPES["demo"].replace(positional="learned"))
+    old = run_demo(out, steps=3, sample_tokens=10, progress=False, quiet=True)
+    assert old.finished and (out / "model" / "checkpoints").is_dir()
+    monkeypatch.setitem(lm.LM_RECIPES, "demo", lm.LM_RECIPES["demo"].replace(positional="rope"))
+    new = run_demo(out, steps=3, sample_tokens=10, progress=False, quiet=True)
+    assert new.finished and not new.reused and new.step == 3
+    assert '"positional": "rope"' in (out / "model" / "config.json").read_text()
+    again = run_demo(out, steps=3, sample_tokens=10, progress=False, quiet=True)
+    assert again.reused  # same settings: the finished model is reused
