@@ -73,3 +73,17 @@ def test_static_step_runs_on_the_twin_or_column_major_weights(packing, monkeypat
     runs = S._STATES[model].runs
     assert (runs is not model) == packing
     assert any(isinstance(m, P.PackedLinear) for m in runs.modules()) == packing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("positional", "overrides"), [
+    ("alibi", {}), ("t5", {}), ("learned", {"backend": "sliding_window:window=4"}), ("rope", {"n_kv_heads": 2}),
+])
+def test_twin_decodes_every_position_scheme_and_attention_variant(positional, overrides):
+    """ALiBi and T5 biases, an efficient attention variant (kept as is in the twin) and grouped-query heads."""
+    model = tiny_gpt(positional, **overrides)
+    eager = generate(model, ROWS, max_new_tokens=8, return_logits=True, ignore_eos=True)
+    fast = generate(model, ROWS, max_new_tokens=8, return_logits=True, ignore_eos=True, compile=True)
+    assert torch.equal(fast.sequences, eager.sequences)
+    assert_close(fast.logits, eager.logits)
+    assert any(isinstance(m, P.PackedLinear) for m in S._STATES[model].runs.modules())
