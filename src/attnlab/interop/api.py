@@ -295,13 +295,13 @@ def from_pretrained(
     Returns:
         the model in eval mode (``(model, report)`` with ``output_loading_info``).
     """
+    if isinstance(dtype, str) and dtype != "auto":
+        raise ValueError(f"dtype must be a torch.dtype, 'auto' or None, got {dtype!r}")
     directory = resolve_path(path, revision=revision)
     hf_config = read_json(directory / CONFIG_NAME)
     if is_native(hf_config):  # attnlab's own folder format (models HF has no class for)
         if model_class is not None:
             raise ValueError(f"{directory} is an attnlab-format folder; model_class applies to HF-format folders only")
-        if isinstance(dtype, str) and dtype != "auto":
-            raise ValueError(f"dtype must be a torch.dtype, 'auto' or None, got {dtype!r}")
         model = load_native(directory, hf_config, **config_overrides)
         model.to(device=device, dtype=None if dtype == "auto" else dtype).eval()
         return (model, LoadReport()) if output_loading_info else model
@@ -317,8 +317,6 @@ def from_pretrained(
     hf_state = read_weights(directory, allow_pickle=allow_pickle)
     if dtype == "auto":
         dtype = next((t.dtype for t in hf_state.values() if t.is_floating_point()), None)
-    elif isinstance(dtype, str):
-        raise ValueError(f"dtype must be a torch.dtype, 'auto' or None, got {dtype!r}")
     report = load_hf_state_dict(model, hf_state, adapter, arch, strict=strict)
     if not report.ok:
         warnings.warn(f"{directory}: {report}", stacklevel=2)

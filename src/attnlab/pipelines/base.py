@@ -32,12 +32,9 @@ def resolve_device(device: str | int | torch.device | None, model: nn.Module | N
         return params.device if params is not None else torch.device("cpu")
     if isinstance(device, int):
         device = "cpu" if device < 0 else f"cuda:{device}"
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    return dev
+    from attnlab.tasks.common import resolve_device as resolve_named
+
+    return resolve_named(device, cpu_hint="device='cpu'")
 
 
 class Pipeline:

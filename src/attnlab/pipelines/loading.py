@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from attnlab.interop.errors import CheckpointError
+from attnlab.interop.native import is_native, load_native
 
 TASK_ALIASES = {"sentiment-analysis": "text-classification"}
 TRANSLATION_TASK = re.compile(r"^translation_([A-Za-z]{2,3}(?:[-_][A-Za-z]+)?)_to_([A-Za-z]{2,3}(?:[-_][A-Za-z]+)?)$")
@@ -134,7 +135,7 @@ def infer_task(model: str | Path) -> str:
         if task in mapped:
             return mapped[task]
     config = read_config(folder)
-    if config.get("attnlab_native"):
+    if is_native(config):
         return NATIVE_TASKS.get(str(config.get("model_type")), ("feature-extraction",))[0]
     arch = (config.get("architectures") or [""])[0]
     for suffix, task in (("LMHeadModel", "text-generation"), ("ForConditionalGeneration", "text2text-generation"),
@@ -158,8 +159,8 @@ def load_for_task(task: str, model: str | Path, *, device: torch.device) -> Load
     folder = resolve_folder(model, task)
     config = read_config(folder)
     model_type = str(config.get("model_type"))
-    if config.get("attnlab_native"):
-        net = _load_native(folder, task, model_type)
+    if is_native(config):
+        net = _load_native(folder, task, model_type, config)
     else:
         net = _load_hf(folder, task, model_type, config)
     return LoadedModel(net.to(device).eval(), load_tokenizer(folder), folder, config)
@@ -173,13 +174,12 @@ def load_tokenizer(folder: str | Path) -> Any:
     return Tokenizer.load(folder) if (folder / "tokenizer.json").is_file() else None
 
 
-def _load_native(folder: Path, task: str, model_type: str) -> nn.Module:
-    from attnlab.interop.native import load_native
+def _load_native(folder: Path, task: str, model_type: str, config: dict[str, Any]) -> nn.Module:
 
     if task not in NATIVE_TASKS.get(model_type, ()):
         raise ValueError(f"{folder} holds an attnlab {model_type!r} model, which cannot run {task!r}; "
                          f"it runs {list(NATIVE_TASKS.get(model_type, ()))}")
-    return load_native(folder)
+    return load_native(folder, config)
 
 
 def _load_hf(folder: Path, task: str, model_type: str, config: dict[str, Any]) -> nn.Module:

@@ -51,13 +51,16 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``, checked."""
+def resolve_device(device: str | torch.device = "auto", *, cpu_hint: str = "--device cpu") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; otherwise ``torch.device(device)``, checked.
+
+    ``cpu_hint`` is how the error tells the caller to ask for the CPU (a CLI flag, or a Python argument).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use {cpu_hint}")
     return dev
 
 
