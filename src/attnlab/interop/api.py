@@ -26,7 +26,7 @@ import attnlab
 from attnlab.interop.errors import CheckpointError
 from attnlab.interop.registry import Architecture, FamilyAdapter, adapter_for_hf, adapter_for_model
 from attnlab.interop.native import is_native, load_native
-from attnlab.interop.safetensors_io import read_safetensors, write_safetensors, write_text_atomic
+from attnlab.interop.safetensors_io import floating_dtype, read_safetensors, write_safetensors, write_text_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -302,8 +302,8 @@ def from_pretrained(
     if is_native(hf_config):  # attnlab's own folder format (models HF has no class for)
         if model_class is not None:
             raise ValueError(f"{directory} is an attnlab-format folder; model_class applies to HF-format folders only")
-        model = load_native(directory, hf_config, **config_overrides)
-        model.to(device=device, dtype=None if dtype == "auto" else dtype).eval()
+        model = load_native(directory, hf_config, dtype=dtype, **config_overrides)
+        model.to(device=device).eval()
         return (model, LoadReport()) if output_loading_info else model
     model_type = hf_config.get("model_type")
     if not isinstance(model_type, str):
@@ -316,7 +316,7 @@ def from_pretrained(
     model = arch.model_class(config)
     hf_state = read_weights(directory, allow_pickle=allow_pickle)
     if dtype == "auto":
-        dtype = next((t.dtype for t in hf_state.values() if t.is_floating_point()), None)
+        dtype = floating_dtype(hf_state)
     report = load_hf_state_dict(model, hf_state, adapter, arch, strict=strict)
     if not report.ok:
         warnings.warn(f"{directory}: {report}", stacklevel=2)

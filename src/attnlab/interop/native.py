@@ -19,10 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from attnlab.interop.errors import CheckpointError
-from attnlab.interop.safetensors_io import read_safetensors, write_safetensors, write_text_atomic
+from attnlab.interop.safetensors_io import floating_dtype, read_safetensors, write_safetensors, write_text_atomic
 
 NATIVE_FLAG = "attnlab_native"
 CONFIG_NAME = "config.json"
@@ -58,8 +59,15 @@ def save_native(model: nn.Module, folder: str | Path) -> Path:
     return out
 
 
-def load_native(folder: str | Path, config: dict[str, Any] | None = None, **overrides: Any) -> nn.Module:
-    """The model (eval mode, CPU, float32 as stored) of a folder written by :func:`save_native`."""
+def load_native(
+    folder: str | Path, config: dict[str, Any] | None = None, *, dtype: torch.dtype | str | None = None,
+    **overrides: Any,
+) -> nn.Module:
+    """The model (eval mode, CPU) of a folder written by :func:`save_native`.
+
+    ``config``: the folder's config.json when the caller has read it already. ``dtype``: float32 by
+    default, ``"auto"`` for the dtype the weights are stored in. ``overrides``: config fields to change.
+    """
     from attnlab.models.config import config_from_dict
 
     src = Path(folder)
@@ -82,7 +90,7 @@ def load_native(folder: str | Path, config: dict[str, Any] | None = None, **over
     missing = _untied(model, missing, set(state))
     if missing or unexpected:
         raise CheckpointError(f"{src / WEIGHTS_NAME}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model.eval()
+    return model.to(dtype=floating_dtype(state) if dtype == "auto" else dtype).eval()
 
 
 def _dedup_state(model: nn.Module) -> dict[str, Tensor]:

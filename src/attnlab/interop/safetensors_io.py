@@ -239,3 +239,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def floating_dtype(state: dict[str, Tensor]) -> torch.dtype | None:
+    """The dtype a checkpoint stores its floating-point tensors in (the first one's), or None."""
+    return next((t.dtype for t in state.values() if t.is_floating_point()), None)

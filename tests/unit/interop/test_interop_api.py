@@ -220,6 +220,9 @@ def test_attnlab_format_folders_load_through_from_pretrained(tmp_path):
     assert half.config.backend == "naive" and half.lm_head.weight.dtype == torch.float64
     with pytest.raises(ValueError, match="model_class applies to HF-format folders"):
         attnlab.from_pretrained(tmp_path / "gpt", model_class=GPT)
+    save_native(make(positional="rope").to(torch.bfloat16), tmp_path / "bf16")
+    assert attnlab.from_pretrained(tmp_path / "bf16").lm_head.weight.dtype == torch.float32  # the default
+    assert attnlab.from_pretrained(tmp_path / "bf16", dtype="auto").lm_head.weight.dtype == torch.bfloat16
 
     torch.manual_seed(0)
     seq2seq = Transformer(from_name("tiny")).eval()
